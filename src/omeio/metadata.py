@@ -375,7 +375,7 @@ class OmeMetadata:
         image = ET.SubElement(root, _q("Image"), {"ID": "Image:0"})
         if name:
             image.set("Name", name)
-        pixels = ET.SubElement(
+        ET.SubElement(
             image,
             _q("Pixels"),
             {"ID": "Pixels:0", "DimensionOrder": "XYZCT", "BigEndian": "false",

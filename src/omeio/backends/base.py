@@ -91,7 +91,7 @@ class ReaderBackend(ABC):
             out = out[:: region.y.step, :: region.x.step]
         return out
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing to release
         """Release file handles (and pooled Java readers)."""
 
 
