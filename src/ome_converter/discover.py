@@ -1,0 +1,103 @@
+"""Which entries of the input directory are inputs: files, and Zarr stores taken whole.
+
+The directory is listed here (not by filepattern) so that a ``.zarr`` store counts as ONE
+input and is never descended into; filepattern then only matches the names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: files that mark a directory as a Zarr store (v3, then v2)
+ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+
+
+def is_zarr_store(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    return path.name.lower().endswith(".zarr") or any((path / m).exists() for m in ZARR_MARKERS)
+
+
+def is_hidden(name: str) -> bool:
+    """Hidden names, our own ``.NAME.partial`` temporaries among them, are never inputs."""
+    return name.startswith(".") or name.endswith(".partial")
+
+
+def candidates(inp_dir: Path) -> list[str]:
+    """Names of the files and Zarr stores directly in ``inp_dir``, sorted."""
+    names = []
+    for entry in inp_dir.iterdir():
+        if is_hidden(entry.name):
+            continue
+        if entry.is_file() or is_zarr_store(entry):
+            names.append(entry.name)
+    return sorted(names)
+
+
+def without_captures(pattern: str) -> str:
+    """``pattern`` with regex capturing groups made non-capturing: ``(a|b)`` -> ``(?:a|b)``.
+
+    filepattern 2.2 crashes the interpreter (SIGSEGV) when a plain regular-expression group
+    captures a matching name; its own ``{var:d}`` variables are the captures it expects.
+    Escapes, character classes and ``{...}`` variables are copied unchanged.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if ch == "[":  # a class runs to the first "]" that is not its first member
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            out.append(pattern[i:j + 1])
+            i = j + 1
+            continue
+        if ch == "{":
+            j = pattern.find("}", i)
+            j = n - 1 if j < 0 else j
+            out.append(pattern[i:j + 1])
+            i = j + 1
+            continue
+        if ch == "(" and not pattern.startswith("?", i + 1):
+            out.append("(?:")
+        elif ch == "(" and pattern.startswith(("?P<", "?<"), i + 1) and not pattern.startswith(
+                ("?<=", "?<!"), i + 1):
+            j = pattern.find(">", i)  # a named group: its name goes, the group stays
+            out.append("(?:")
+            i = n if j < 0 else j + 1
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def matcher(names: list[str], pattern: str):
+    """A filepattern over ``names`` (raises on a bad pattern, which the CLI turns into exit 2)."""
+    import filepattern
+
+    return filepattern.FilePattern(list(names), without_captures(pattern), suppress_warnings=True)
+
+
+def select(names: list[str], pattern: str) -> list[str]:
+    """The names that ``pattern`` (filepattern syntax or a plain regular expression) matches."""
+    if not names:
+        return []
+    fp = matcher(names, pattern)
+    chosen: set[str] = set()
+    for _variables, files in fp():
+        chosen.update(Path(str(f)).name for f in files)
+    return sorted(chosen)
+
+
+def find_inputs(inp_dir: Path, pattern: str) -> list[Path]:
+    """Inputs of the collection, sorted by name."""
+    return [inp_dir / name for name in select(candidates(inp_dir), pattern)]
