@@ -77,6 +77,21 @@ inputs:
     doc: Threads per worker process (default the cores shared among the workers)
     inputBinding:
       prefix: --numThreads
+  shard:
+    type: string?
+    doc: 'I/N: convert only part I (0-based) of N of the collection'
+    inputBinding:
+      prefix: --shard
+  shardCount:
+    type: int?
+    doc: Number of shards when the part comes from $JOB_COMPLETION_INDEX
+    inputBinding:
+      prefix: --shardCount
+  verifyComplete:
+    type: boolean?
+    doc: Convert nothing; succeed only when every output exists complete
+    inputBinding:
+      prefix: --verifyComplete
   outDir:
     type: Directory
     doc: Output collection

@@ -185,11 +185,12 @@ def test_wipp_style_arguments_parse(tmp_path):
     """WIPP passes every input as ``--name value``, booleans as true/false."""
     sample = {"genericData": str(tmp_path / "in"), "string": "img_{c:d}.tif", "integer": "2",
               "boolean": "true"}
+    by_name = {"shard": "1/3", "shardCount": "3", "verifyComplete": "false"}
     (tmp_path / "in").mkdir()
     argv = []
     for item in plugin()["inputs"]:
         value = item["options"]["values"][-1] if item["type"] == "enum" else sample[item["type"]]
-        argv += [f"--{item['name']}", value]
+        argv += [f"--{item['name']}", by_name.get(item["name"], value)]
     argv += [f"--{plugin()['outputs'][0]['name']}", str(tmp_path / "out")]
     config = cli.parse(argv, env={})
     assert config.inp_dir == tmp_path / "in"
@@ -198,6 +199,8 @@ def test_wipp_style_arguments_parse(tmp_path):
     assert (config.file_extension, config.layout) == (".ome.zarr", "series")
     assert (config.preview, config.overwrite) == (True, True)
     assert (config.num_workers, config.num_threads) == (2, 2)
+    assert (config.shard.index, config.shard.count) == (1, 3)
+    assert config.verify_complete is False
 
 
 # --- ict.yaml -----------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .shard import Shard
+from .shard import resolve as resolve_shard
+
 #: output extensions the plugin writes
 EXTENSIONS = (".ome.tif", ".ome.zarr")
 #: ``plane``: one 2-D plane per file (what WIPP expects); ``series``: each series as one 5-D file
@@ -63,6 +66,14 @@ OPTIONS: tuple[Option, ...] = (
            "at most one per input", env="NUM_WORKERS"),
     Option("numThreads", "integer", "Threads per worker process; automatic: the available "
            "cores shared among the workers", env="NUM_THREADS"),
+    Option("shard", "string", "I/N: convert only part I (0-based) of N of the collection, "
+           "balanced by bytes, one part per pod; default: $JOB_COMPLETION_INDEX of "
+           "--shardCount when a Kubernetes Indexed Job sets it, else the whole collection"),
+    Option("shardCount", "integer", "Number of shards when the part comes from "
+           "$JOB_COMPLETION_INDEX; default: $SHARD_COUNT"),
+    Option("verifyComplete", "boolean", "Convert nothing; exit 0 only when every output of "
+           "the collection (or of --shard) exists complete and no .partial temporary is left",
+           default=False),
 )
 
 EPILOG = f"""\
@@ -71,13 +82,15 @@ Environment:
   POLUS_IMG_EXT  default of --fileExtension
   NUM_WORKERS    default of --numWorkers
   NUM_THREADS    default of --numThreads
+  JOB_COMPLETION_INDEX, SHARD_COUNT  the shard I and count N when --shard is not given
 
 Outputs are named after the input: its name without a known extension (.ome.tif, .ome.tiff,
 .ome.zarr...; else its last suffix), then _c<c>_t<t>_z<z>_s<s> (unpadded indices, only for
 dimensions larger than 1), then the extension. With --layout series: name + _s<s> when a
 file has several image series. Thumbnail, label and macro series are skipped. Outputs that
 already exist are skipped unless --overwrite. Exit status: 0 success, 1 a file failed or two
-inputs would make the same output, 2 bad arguments.
+inputs would make the same output (or, with --verifyComplete, an output is missing), 2 bad
+arguments.
 """
 
 
@@ -95,6 +108,8 @@ class Config:
     num_workers: int | None
     num_threads: int | None
     log_level: int
+    shard: Shard | None = None
+    verify_complete: bool = False
 
 
 class UsageError(Exception):
@@ -212,6 +227,12 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
     if _inside(out.resolve(), inp.resolve()):
         raise UsageError(f"--outDir {out} is inside --inpDir {inp}: outputs would become inputs")
     check_pattern(values["filePattern"])
+    try:
+        shard = resolve_shard(values["shard"], values["shardCount"], env)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if values["preview"] and values["verifyComplete"]:
+        raise UsageError("--preview and --verifyComplete exclude each other")
     return Config(
         inp_dir=inp,
         file_pattern=values["filePattern"],
@@ -223,6 +244,8 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         num_workers=values["numWorkers"],
         num_threads=values["numThreads"],
         log_level=getattr(logging, level_name),
+        shard=shard,
+        verify_complete=bool(values["verifyComplete"]),
     )
 
 

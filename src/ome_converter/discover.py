@@ -6,6 +6,7 @@ input and is never descended into; filepattern then only matches the names.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 #: files that mark a directory as a Zarr store (v3, then v2)
@@ -23,13 +24,30 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name.endswith(".partial")
 
 
+#: a name ending like a file format's extension (``.tif``, ``.nd2``, ``.ome.tiff``...)
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}$")
+
+
+def is_unreadable_entry(path: Path) -> bool:
+    """An entry that is named like an input but is not a file: a broken symbolic link, a
+    FIFO, socket or device, or a directory named like an image file (``img.tif/``).
+
+    These are inputs that fail (reading says why) rather than names silently left out; a
+    plain sub-directory (``thumbnails/``) is not an input at all.
+    """
+    if path.is_dir():
+        return bool(_EXTENSION.search(path.name))
+    return not path.is_file()
+
+
 def candidates(inp_dir: Path) -> list[str]:
-    """Names of the files and Zarr stores directly in ``inp_dir``, sorted."""
+    """Names of the files and Zarr stores directly in ``inp_dir``, and of entries named like
+    inputs that cannot be read (see :func:`is_unreadable_entry`), sorted."""
     names = []
     for entry in inp_dir.iterdir():
         if is_hidden(entry.name):
             continue
-        if entry.is_file() or is_zarr_store(entry):
+        if entry.is_file() or is_zarr_store(entry) or is_unreadable_entry(entry):
             names.append(entry.name)
     return sorted(names)
 

@@ -7,6 +7,7 @@ whichever finished last would silently replace the other.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,12 @@ class Plan:
     @property
     def names(self) -> list[str]:
         return [o.name for outs in self.outputs.values() for o in outs]
+
+    def restrict(self, paths: Collection[str]) -> Plan:
+        """The plan of some inputs only (a shard's), after collisions were checked on more."""
+        keep = set(paths)
+        return Plan({p: o for p, o in self.outputs.items() if p in keep},
+                    {p: ip for p, ip in self.plans.items() if p in keep})
 
 
 def build(plans: list[InputPlan], ext: str, layout: str) -> Plan:
@@ -76,18 +83,24 @@ def jobs(plan: Plan, out_dir: Path, overwrite: bool) -> tuple[list[ConvertJob], 
     return todo, skipped
 
 
-def write_preview(out_dir: Path, pattern: str, to_write: list[str], complete: list[str]) -> Path:
+def write_preview(out_dir: Path, pattern: str, to_write: list[str], complete: list[str],
+                  name: str = PREVIEW, extra: dict | None = None) -> Path:
     """``preview.json``: ``outDir`` lists exactly the files a real run would write."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / PREVIEW
+    path = out_dir / name
     doc = {"filepattern": pattern, "outDir": sorted(to_write), "complete": sorted(complete)}
+    doc.update(extra or {})
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return path
 
 
-def stale_partials(out_dir: Path) -> list[Path]:
-    """Hidden ``.NAME.partial`` leftovers of an interrupted run."""
+def stale_partials(out_dir: Path, only: Collection[str] | None = None) -> list[Path]:
+    """Hidden ``.NAME.partial`` leftovers of an interrupted run; with ``only``, those of these
+    output names alone (a shard must not touch what another shard is writing right now)."""
     if not out_dir.is_dir():
         return []
-    return sorted(p for p in out_dir.iterdir()
-                  if p.name.startswith(".") and p.name.endswith(".partial"))
+    found = [p for p in out_dir.iterdir() if p.name.startswith(".") and p.name.endswith(".partial")]
+    if only is not None:
+        mine = {f".{name}.partial" for name in only}
+        found = [p for p in found if p.name in mine]
+    return sorted(found)
