@@ -9,8 +9,12 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-if ! .venv/bin/python -c "import omeio, ome_converter, pytest, hypothesis, xmlschema, yaozarrs, ome_zarr_models" 2>/dev/null; then
+# reinstall whenever pyproject.toml changes (new dependencies), not only on a fresh venv
+stamp=".venv/.omeio-pyproject.sha256"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import omeio, ome_converter" 2>/dev/null; then
     echo "setup: installing the project and its test extras"
     .venv/bin/python -m pip install --quiet -e '.[test]'
+    echo "$want" > "$stamp"
 fi
 .venv/bin/omeio-fetch-jar
