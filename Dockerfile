@@ -58,6 +58,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+# Bio-Formats' classes as a class-data-sharing archive next to the jar (omeio/cds.py): every run
+# of the image starts with an empty cache, so the archive is made once here, for the JVM above.
+RUN python3 -m omeio.cds \
+    && rm -rf /tmp/hsperfdata_root /tmp/omeio-cache /tmp/.cache
+
 USER 1000:1000
 WORKDIR /tmp
 

@@ -305,12 +305,12 @@ def test_png_gray_rgb_16bit_and_palette(tmp_path):
         decoded = np.asarray(Image.open(tmp_path / name))  # palette: Pillow's raw indices
         if array is not None:
             np.testing.assert_array_equal(decoded, array)
-        with BioReader(tmp_path / name) as br:  # the content picks Bio-Formats
+        with BioReader(tmp_path / name, backend="bioformats") as br:  # PNG: codecs by default
             assert br.backend_name == "bioformats"
             assert br.shape == shape and br.dtype == decoded.dtype
             data = br[:]
             np.testing.assert_array_equal(data.reshape(decoded.shape), decoded)
-    with BioReader(tmp_path / "rgb.png") as br:
+    with BioReader(tmp_path / "rgb.png", backend="bioformats") as br:
         assert br.metadata.images[0].pixels.size_c == 3
         assert [ch.color for ch in br.metadata.images[0].pixels.channels] == \
             [-16776961, 16711935, 65535]
@@ -326,7 +326,7 @@ def test_jpeg_matches_pillow(tmp_path, subsampling):
     Image.fromarray(rgb).save(tmp_path / "rgb.jpg", quality=90, subsampling=subsampling)
     for name, shape in (("gray.jpg", (61, 83)), ("rgb.jpg", (61, 83, 1, 3))):
         decoded = np.asarray(Image.open(tmp_path / name))
-        with BioReader(tmp_path / name) as br:
+        with BioReader(tmp_path / name, backend="bioformats") as br:
             assert br.shape == shape and br.dtype == np.uint8
             np.testing.assert_array_equal(br[:].reshape(decoded.shape), decoded)
 

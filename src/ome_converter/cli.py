@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _value(opt: Option, given, env: Mapping[str, str]):
     """Command line, else environment, else the table's default."""
     if given is not None:
+        if opt.type == "directory" and not str(given).strip():
+            # an unset variable in a workflow template: "" would silently mean the cwd
+            raise UsageError(f"{opt.flag} is empty")
         return given
     if opt.env and env.get(opt.env, "").strip():
         text = env[opt.env].strip()

@@ -110,9 +110,12 @@ def select(names: list[str], pattern: str) -> list[str]:
     if not names:
         return []
     fp = matcher(names, pattern)
+    # filepattern hands names back with each backslash turned into a slash ("a\\b.tif" comes
+    # back as "a/b.tif"): map what it returns to the names given
+    given = {n.replace("\\", "/"): n for n in names}
     chosen: set[str] = set()
     for _variables, files in fp():
-        chosen.update(Path(str(f)).name for f in files)
+        chosen.update(given.get(str(f), Path(str(f)).name) for f in files)
     return sorted(chosen)
 
 

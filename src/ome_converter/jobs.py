@@ -76,3 +76,29 @@ class ConvertResult:
     written: list[str] = field(default_factory=list)
     error: str | None = None
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanConvertJob:
+    """Plan one input and convert its outputs at once, with the reader planning opened.
+
+    Only when no two inputs of the collection can make the same output (their names alone
+    tell), so that nothing has to wait for the whole collection's plan.
+    """
+
+    path: str
+    out_dir: str
+    ext: str
+    layout: str
+    overwrite: bool
+
+
+@dataclass
+class PlanConvertResult:
+    """The input's plan, what converting it did (None: nothing to do), and the names of its
+    outputs that were already complete."""
+
+    plan: InputPlan
+    result: ConvertResult | None = None
+    complete: tuple[str, ...] = ()
+    outputs: int = 0  # outputs it set out to write

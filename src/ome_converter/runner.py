@@ -19,12 +19,12 @@ from . import check, naming
 from . import plan as planning
 from . import shard as sharding
 from .cli import Config
-from .convert import convert, inspect, plan_and_convert, reason
 from .discover import find_inputs
 from .jobs import ConvertJob, ConvertResult, InputPlan, PlanConvertJob, PlanConvertResult
 from .logsetup import attach_bar
 from .progress import Progress
 from .scheduler import Scheduler, available_cores, choose, parent_has_jvm
+from .tasks import convert, inspect, plan_and_convert, reason
 
 log = logging.getLogger("ome_converter")
 
@@ -95,10 +95,11 @@ def _plan(sched: Scheduler, inputs: list[Path], tally: Tally,
 
     if eager is None:
         task, jobs = inspect, [(str(p), str(p)) for p in inputs]
-    else:
+    else:  # largest first, so that the longest conversion does not start last
         task = plan_and_convert
         jobs = [(str(p), PlanConvertJob(str(p), str(eager.out_dir), eager.file_extension,
-                                        eager.layout, eager.overwrite)) for p in inputs]
+                                        eager.layout, eager.overwrite))
+                for p in sorted(inputs, key=_size, reverse=True)]
     try:
         sched.run(task, jobs, done, died, tick=progress.tick,
                   on_progress=lambda key, n: progress.advance(planes=n))
@@ -122,7 +123,9 @@ def _convert(sched: Scheduler, todo: list[ConvertJob], tally: Tally) -> None:
         tally.fail(key, why)
 
     try:
-        sched.run(convert, [(j.path, j) for j in todo], done, died,
+        biggest = sorted(todo, key=lambda j: sum(s.size_x * s.size_y * s.planes
+                                                 for s in j.expected), reverse=True)
+        sched.run(convert, [(j.path, j) for j in biggest], done, died,
                   on_progress=lambda key, n: progress.advance(planes=n), tick=progress.tick)
     finally:
         attach_bar(None)
@@ -193,6 +196,14 @@ def _partials_of(out_dir: Path, inputs: list[Path], ext: str) -> list[str]:
         if base in stems:
             found.append(name)
     return found
+
+
+def _size(path: Path) -> float:
+    """An input's size for ordering: a directory store counts as large (it is not walked)."""
+    try:
+        return float("inf") if path.is_dir() else path.stat().st_size
+    except OSError:
+        return 0.0
 
 
 def _eager(config: Config, inputs: list[Path]) -> Config | None:

@@ -18,6 +18,14 @@ class UnreadableFileError(OmeioError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class CorruptFileError(UnreadableFileError):
+    """A file whose own structure proves it broken (planes or bytes it claims but lacks).
+
+    Conclusive: no other backend is tried, since a more lenient reader would turn the missing
+    data into zeros or garbage, a silently wrong result.
+    """
+
+
 class UnsupportedPixelTypeError(OmeioError, TypeError):
     """A pixel type outside the OME types omeio writes exactly."""
 

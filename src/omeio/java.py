@@ -6,7 +6,11 @@ Settings, read at the first start only (a JVM cannot be restarted or reconfigure
   memory the process may use);
 - ``OMEIO_JAVA_OPTS``: more JVM options, split like a shell would;
 - ``OMEIO_JAVA_LOG``: Bio-Formats' log level (default ``ERROR``: quiet);
-- ``JAVA_HOME``: the Java runtime to use (else ``java`` on ``PATH``, else the usual places).
+- ``JAVA_HOME``: the Java runtime to use (else ``java`` on ``PATH``, else the usual places);
+- ``OMEIO_JAVA_CDS``: the class-data-sharing archive (see :mod:`omeio.cds`; ``off`` disables).
+
+The JVM runs with the C1 compiler only and the serial collector (:data:`SPEED_OPTIONS`,
+:data:`SERIAL_GC`), both overridable in OMEIO_JAVA_OPTS.
 
 Fork safety: a JVM does not survive ``fork()``. Its threads are not copied into the child,
 so a forked child that calls into Java hangs or crashes. This module remembers the PID that
@@ -29,6 +33,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import cds
 from .errors import JavaUnavailableError
 from .jar import find_jar
 
@@ -38,6 +43,23 @@ INSTALL_HINT = (
 )
 LOG_LEVELS = ("OFF", "ERROR", "WARN", "INFO", "DEBUG", "TRACE", "ALL")
 _HEAP = re.compile(r"^\d+[kKmMgGtT]?$")
+#: before OMEIO_JAVA_OPTS, which can override them (the last of two options wins). C1 only: a
+#: conversion is short next to what C2 compilation costs, and on a few cores C2's compiler
+#: threads took more CPU than they saved (2 s of 5 for sixteen 8 MiB files; 10 % slower Java
+#: decoding over a 320 MiB LZW TIFF). ``-XX:TieredStopAtLevel=4`` brings C2 back.
+SPEED_OPTIONS = ("-XX:TieredStopAtLevel=1",)
+#: the serial collector, unless the options name another: Bio-Formats' garbage is short-lived
+#: pixel buffers, and G1's extra threads cost 15 % more CPU for the same work (two JVMs never
+#: count as one machine's worth of collectors either)
+SERIAL_GC = "-XX:+UseSerialGC"
+_GC_CHOICE = re.compile(r"^-XX:\+Use\w*GC$")
+
+
+def _speed_options(user: Sequence[str]) -> list[str]:
+    """:data:`SPEED_OPTIONS`, and :data:`SERIAL_GC` when ``user`` picks no collector (two
+    would stop the JVM from starting)."""
+    chosen = any(_GC_CHOICE.match(arg) for arg in user)
+    return [*SPEED_OPTIONS, *([] if chosen else [SERIAL_GC])]
 _JVM_LIBS = (
     "lib/server/libjvm.so",
     "jre/lib/server/libjvm.so",
@@ -146,6 +168,31 @@ def _log_level(level: str | None) -> str:
     return level
 
 
+#: XML hardening for every parser Bio-Formats makes. The jar bundles Apache Xerces and names it
+#: the JAXP provider, and that Xerces has neither the JDK's entity-expansion limits nor its
+#: external-access controls: an OME-XML "billion laughs" ran for minutes and exhausted the heap,
+#: and an external entity pulled a local file into the metadata. The JDK's own parsers stop
+#: expansion at 64000 entities; an empty accessExternalDTD refuses every external DTD and
+#: entity. Set as system properties unless already set (``-D`` in OMEIO_JAVA_OPTS wins).
+XML_HARDENING = {
+    "javax.xml.parsers.DocumentBuilderFactory":
+        "com.sun.org.apache.xerces.internal.jaxp.DocumentBuilderFactoryImpl",
+    "javax.xml.parsers.SAXParserFactory":
+        "com.sun.org.apache.xerces.internal.jaxp.SAXParserFactoryImpl",
+    "javax.xml.accessExternalDTD": "",
+}
+
+
+def _harden_xml() -> None:
+    """Apply :data:`XML_HARDENING` before Bio-Formats creates any XML parser."""
+    from jpype import JClass
+
+    system = JClass("java.lang.System")
+    for key, value in XML_HARDENING.items():
+        if system.getProperty(key) is None:
+            system.setProperty(key, value)
+
+
 def start(
     heap: str | None = None, options: Sequence[str] = (), log_level: str | None = None
 ) -> None:
@@ -171,15 +218,20 @@ def start(
         else:
             path = jvm_path()
             jar = find_jar()
-            args = _jvm_args(heap, options)
+            sharing, made = cds.options(path, jar)
+            user = _jvm_args(heap, options)
+            args = [*_speed_options(user), *sharing, *user]
             try:
                 jpype.startJVM(*args, jvmpath=path, classpath=[str(jar)], convertStrings=False)
             except (OSError, RuntimeError, SystemError) as exc:
                 raise JavaUnavailableError(
                     f"cannot start the Java VM {path} with {' '.join(args)}: {exc}; {INSTALL_HINT}"
                 ) from exc
+            if made is not None:
+                made()
         from jpype import JClass
 
+        _harden_xml()
         JClass("loci.common.DebugTools").setRootLevel(level)
         _pid = os.getpid()
 

@@ -38,6 +38,10 @@ DEFAULT_UNIT = "µm"
 _SAMPLE_COLORS = [-16776961, 16711935, 65535, -1]  # red, green, blue, white
 
 
+#: samples per pixel of one channel: TIFF's own limit (a SHORT), far above any real image's
+MAX_SAMPLES = 65535
+
+
 class MetadataError(OmeioError, ValueError):
     """OME-XML that cannot be used: unparsable, forbidden constructs, or missing Pixels."""
 
@@ -244,6 +248,10 @@ class PixelsMeta(_Wrapper):
         channels = self.element.findall(_q("Channel"))
         if all(int(e.get("SamplesPerPixel", 1)) == 1 for e in channels):
             return
+        for e in channels:  # a hostile document would have us copy a channel 10^14 times
+            if not 1 <= int(e.get("SamplesPerPixel", 1)) <= MAX_SAMPLES:
+                raise MetadataError(f"Channel {e.get('ID')} has SamplesPerPixel "
+                                    f"{e.get('SamplesPerPixel')} (at most {MAX_SAMPLES})")
         for e in channels:
             self.element.remove(e)
         new: list[ET.Element] = []

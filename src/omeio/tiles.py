@@ -36,6 +36,17 @@ def tiles_touched(y0: int, y1: int, x0: int, x1: int, tile: int = TILE) -> Itera
             yield ty, tx
 
 
+def frozen(tile: np.ndarray) -> bool:
+    """A tile nobody will write to again: read-only, owning its C-ordered memory. The
+    assembler hands out only such tiles, so writers may keep them without a copy."""
+    return tile.base is None and tile.flags.c_contiguous and not tile.flags.writeable
+
+
+def _freeze(tile: np.ndarray) -> np.ndarray:
+    tile.flags.writeable = False
+    return tile
+
+
 @dataclass
 class _Pending:
     data: np.ndarray
@@ -78,7 +89,9 @@ class TileAssembler:
         y0, y1 = region.y.start, region.y.stop
         x0, x1 = region.x.start, region.x.stop
         n = self.tile
-        ready: list[tuple[tuple[int, int, int, int, int], np.ndarray]] = []
+        # tiles this write completes: a finished array, or a (view, rows, cols) of the caller's
+        # data copied only when its turn comes, so that a wide band is not copied all at once
+        ready: list[tuple[tuple[int, int, int, int, int], object]] = []
         with self._lock:
             for iz, ic, it, z, c, t in region.planes():
                 plane = data[:, :, iz, ic, it]
@@ -97,13 +110,8 @@ class TileAssembler:
                             "written completely; rewriting pixels is not supported"
                         )
                     if full and key not in self._pending:
-                        out = np.zeros((n, n), self.dtype) if (vy < n or vx < n) else None
-                        if out is None:
-                            out = np.ascontiguousarray(src, dtype=self.dtype)
-                        else:
-                            out[:vy, :vx] = src
                         self._done.add(key)
-                        ready.append((key, out))
+                        ready.append((key, (src, vy, vx)))
                         continue
                     p = self._pending.get(key)
                     if p is None:
@@ -118,7 +126,14 @@ class TileAssembler:
                         self._done.add(key)
                         ready.append((key, p.data))
         for (z, c, t, ty, tx), tile in ready:
-            self.emit(z, c, t, ty, tx, tile)
+            if isinstance(tile, tuple):
+                src, vy, vx = tile
+                if vy < n or vx < n:
+                    tile = np.zeros((n, n), self.dtype)
+                    tile[:vy, :vx] = src
+                else:
+                    tile = np.array(src, dtype=self.dtype, order="C")  # ours alone
+            self.emit(z, c, t, ty, tx, _freeze(tile))
 
     def finish(self) -> int:
         """Emit every tile not yet complete (unwritten pixels stay zero); return how many."""
@@ -136,6 +151,6 @@ class TileAssembler:
                             p = self._pending.pop(key, None)
                             tile = p.data if p is not None else np.zeros((n, n), self.dtype)
                             self._done.add(key)
-                            self.emit(z, c, t, ty, tx, tile)
+                            self.emit(z, c, t, ty, tx, _freeze(tile))
                             count += 1
         return count

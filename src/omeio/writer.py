@@ -221,6 +221,9 @@ class BioWriter:
     def _start(self) -> None:
         """Freeze the metadata and open the backend on the hidden temporary name."""
         dtype = check_dtype(self.dtype)
+        sizes = (self.Y, self.X, self.Z, self.C, self.T)
+        if min(sizes) < 1:  # e.g. metadata= from a broken header
+            raise ValueError(f"{self._path.name}: size {sizes} (Y, X, Z, C, T) has an empty axis")
         pixels = self._pixels
         pixels.dtype = dtype
         pixels.dimension_order = "XYZCT"

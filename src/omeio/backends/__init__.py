@@ -7,14 +7,16 @@ only writes never starts Java.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
-from ..errors import JavaUnavailableError, UnreadableFileError
+from ..errors import CorruptFileError, JavaUnavailableError, UnreadableFileError
 from .base import ReaderBackend, WriterBackend
 
 READERS = {
     "tiff": "omeio.backends.tiff_reader:TiffReader",
     "zarr": "omeio.backends.zarr_reader:ZarrReader",
+    "codecs": "omeio.backends.codec_reader:CodecReader",
     "bioformats": "omeio.backends.bioformats_reader:BioformatsReader",
 }
 WRITERS = {
@@ -29,6 +31,8 @@ WRITER_EXTENSIONS = {
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+#: PNG and JPEG: decoded natively (no JVM), Bio-Formats for the variants the codecs decline
+_CODEC_MAGIC = (b"\x89PNG", b"\xff\xd8\xff")
 
 
 def _load(table: dict[str, str], name: str):
@@ -55,11 +59,15 @@ def is_zarr(path: Path) -> bool:
 def sniff(path: Path) -> list[str]:
     """Reader backends to try for ``path``, best first, judged by content."""
     if not path.exists():
+        if path.is_symlink():
+            raise UnreadableFileError(path, f"broken symbolic link to {os.readlink(path)}")
         raise UnreadableFileError(path, "no such file or directory")
     if path.is_dir():
         if is_zarr(path):
             return ["zarr"]
         raise UnreadableFileError(path, "a directory that is not a Zarr store")
+    if not path.is_file():  # opening a FIFO would block for ever
+        raise UnreadableFileError(path, "not a regular file (a FIFO, socket or device)")
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
@@ -71,6 +79,8 @@ def sniff(path: Path) -> list[str]:
         raise UnreadableFileError(path, "empty file (0 bytes)")
     if head in _TIFF_MAGIC:
         return ["tiff", "bioformats"]
+    if head.startswith(_CODEC_MAGIC):
+        return ["codecs", "bioformats"]
     return ["bioformats"]
 
 
@@ -90,9 +100,14 @@ def open_reader(
     errors: list[UnreadableFileError] = []
     for name in names:
         try:
-            return reader_class(name)(path, series=series, level=level, max_workers=max_workers)
-        except IndexError:
-            raise  # a series or level the file does not have: not a reason to try elsewhere
+            reader = reader_class(name)(path, series=series, level=level, max_workers=max_workers)
+            if min(reader.shape) < 1:  # a header of zero width, height or planes
+                reader.close()
+                raise UnreadableFileError(path, f"the image holds no pixels: its size is "
+                                          f"{reader.shape} (Y, X, Z, C, T)")
+            return reader
+        except (IndexError, CorruptFileError):
+            raise  # a series the file lacks, or a broken file: not a reason to try elsewhere
         except JavaUnavailableError:
             if not errors:
                 raise

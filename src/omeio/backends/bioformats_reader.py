@@ -39,6 +39,11 @@ from .base import ReaderBackend
 
 #: most bytes asked of one openBytes call: Java arrays are indexed by int
 MAX_CALL_BYTES = 2**31 - 64
+#: characters XML 1.0 forbids, raw or as character references (``&#0;`` ...)
+_XML_FORBIDDEN = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+    r"|&#(?:0*(?:[0-8]|1[124-9]|2[0-9]|3[01])|[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F]));"
+)
 _ANCILLARY_NAME = re.compile(r"^\s*(label|macro|thumbnail)(\s+image)?\s*$", re.IGNORECASE)
 
 
@@ -50,6 +55,72 @@ def _memo_dir() -> Path | None:
     except OSError:
         return None
     return folder if os.access(folder, os.W_OK | os.X_OK) else None
+
+
+class _StoreBridge:
+    """A reader's OME-XML metadata store, created and read inside Java through method handles.
+
+    JPype builds a Python class for every Java class one of whose objects reaches Python, and
+    for ``OMEXMLMetadataImpl`` (thousands of methods) that took 0.25 s in each process, a
+    tenth of converting a small collection; through handles the store never leaves Java.
+    One per process (:func:`_bridge`).
+    """
+
+    def __init__(self):
+        from jpype import JClass
+
+        handles = JClass("java.lang.invoke.MethodHandles")
+        kind = JClass("java.lang.invoke.MethodType").methodType
+        look = handles.publicLookup()
+        reader = JClass("loci.formats.IFormatReader").class_
+        store = JClass("loci.formats.meta.MetadataStore").class_
+        retrieve = JClass("loci.formats.meta.MetadataRetrieve").class_
+        omexml = JClass("loci.formats.ome.OMEXMLMetadata").class_
+        text = JClass("java.lang.String").class_
+        service_type = JClass("loci.formats.services.OMEXMLService")
+        service = JClass("loci.common.services.ServiceFactory")().getInstance(service_type)
+        create = look.findVirtual(service_type.class_, "createOMEXMLMetadata",
+                                  kind(omexml)).bindTo(service).asType(kind(store))
+        set_store = look.findVirtual(reader, "setMetadataStore",
+                                     kind(JClass("java.lang.Void").TYPE, store))
+        get_store = look.findVirtual(reader, "getMetadataStore", kind(store))
+        get_xml = look.findVirtual(service_type.class_, "getOMEXML",
+                                   kind(text, retrieve)).bindTo(service)
+        dump = look.findVirtual(omexml, "dumpXML", kind(text))
+        #: reader -> void: a fresh store set on the reader (before setId)
+        self._attach = handles.collectArguments(set_store, 1, create)
+        #: reader -> String: the service's OME-XML of the reader's store (null if unparsable)
+        self._xml = handles.filterArguments(get_xml, 0, get_store.asType(kind(retrieve, reader)))
+        #: reader -> String: the store's raw dump
+        self._dump = handles.filterArguments(dump, 0, get_store.asType(kind(omexml, reader)))
+
+    def attach(self, reader) -> None:
+        self._attach.invokeWithArguments(reader)
+
+    def omexml(self, reader) -> str:
+        """The store's OME-XML, even when a header string holds control characters.
+
+        ``getOMEXML`` returns null when its own re-parse fails, as it does for the NUL padding
+        of NIfTI/ECAT header strings; the raw dump is used then, without the characters (raw
+        or as references) that XML 1.0 forbids, as bfconvert's OME-TIFF writer drops them too.
+        """
+        xml = self._xml.invokeWithArguments(reader)
+        if xml is not None:
+            return str(xml)
+        return _XML_FORBIDDEN.sub("", str(self._dump.invokeWithArguments(reader)))
+
+
+_bridges: dict[int, _StoreBridge] = {}
+_bridge_lock = threading.Lock()
+
+
+def _bridge() -> _StoreBridge:
+    """This process's :class:`_StoreBridge` (a fork has no JVM, hence the PID key)."""
+    with _bridge_lock:
+        bridge = _bridges.get(os.getpid())
+        if bridge is None:
+            bridge = _bridges[os.getpid()] = _StoreBridge()
+        return bridge
 
 
 def _reason(exc: BaseException, path: Path) -> str:
@@ -86,14 +157,11 @@ class BioformatsReader(ReaderBackend):
         self._closed = False
         self._kinds: list[str] = []
         with self._java_errors():
-            service = jpype.JClass("loci.common.services.ServiceFactory")().getInstance(
-                jpype.JClass("loci.formats.services.OMEXMLService")
-            )
-            store = service.createOMEXMLMetadata()
-            first = self._new_reader(store)
+            bridge = _bridge()
+            first = self._new_reader(bridge.attach)
             try:
                 self._describe(first)
-                xml = str(service.getOMEXML(store))
+                xml = bridge.omexml(first)
             except BaseException:
                 first.close()
                 raise
@@ -120,8 +188,9 @@ class BioformatsReader(ReaderBackend):
         except self._jexception as exc:
             raise UnreadableFileError(self.path, _reason(exc, self.path)) from exc
 
-    def _new_reader(self, store=None):
-        """A Java reader with setId done; positioned at our series and level unless describing."""
+    def _new_reader(self, attach=None):
+        """A Java reader with setId done; positioned at our series and level unless describing
+        (``attach(reader)`` then gives it a metadata store first)."""
         from jpype import JClass
 
         reader = JClass("loci.formats.ImageReader")()
@@ -130,11 +199,11 @@ class BioformatsReader(ReaderBackend):
             memoizer = JClass("loci.formats.Memoizer")
             reader = memoizer(reader, memoizer.DEFAULT_MINIMUM_ELAPSED, JClass("java.io.File")(str(memo)))
         reader.setFlattenedResolutions(False)
-        if store is not None:
-            reader.setMetadataStore(store)
+        if attach is not None:
+            attach(reader)
         try:
             reader.setId(os.path.abspath(self.path))
-            if store is None:
+            if attach is None:
                 reader.setSeries(self.series)
                 reader.setResolution(self.level)
         except BaseException:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import struct
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ..errors import UnreadableFileError
+from ..errors import CorruptFileError, UnreadableFileError
 from ..indexing import Region
 from ..metadata import MetadataError, OmeMetadata
 from ..pixeltypes import OME_TYPES, SUPPORTED
@@ -260,21 +261,35 @@ class TiffReader(ReaderBackend):
         self._lock = threading.RLock()
         self._pages: dict[int, object] = {}
         self._whole: tuple[object, np.ndarray] | None = None
+        loops, self._chain_defect = ifd_chain_defect(self.path)
+        if loops:  # tifffile would walk it for ever
+            raise CorruptFileError(self.path, self._chain_defect)
         try:
             self._tf = tifffile.TiffFile(str(self.path))
         except Exception as exc:
-            raise UnreadableFileError(self.path, f"not a readable TIFF: {exc}") from exc
+            raise self._structure_error("not a readable TIFF", exc) from exc
         try:
             self._open(series, level)
         except BaseException:
             self.close()
             raise
 
+    def _structure_error(self, what: str, exc: Exception) -> UnreadableFileError:
+        """tifffile's refusal; conclusive when the IFD chain itself runs out of the file.
+
+        A damaged chain sent Bio-Formats, the next backend, into a loop of hours (its
+        ImageJ comment parser over thousands of bogus IFD entries). A chain that breaks after
+        readable pages is no reason to refuse a file that tifffile reads.
+        """
+        if self._chain_defect is not None:
+            return CorruptFileError(self.path, f"{what}: {exc}; {self._chain_defect}")
+        return UnreadableFileError(self.path, f"{what}: {exc}")
+
     def _open(self, series: int, level: int) -> None:
         try:
             all_series = self._tf.series
         except Exception as exc:
-            raise UnreadableFileError(self.path, f"TIFF structure unreadable: {exc}") from exc
+            raise self._structure_error("TIFF structure unreadable", exc) from exc
         if not all_series:
             raise UnreadableFileError(self.path, "the TIFF holds no image")
         self.series_count = len(all_series)
@@ -301,8 +316,12 @@ class TiffReader(ReaderBackend):
         self._map = series_map(self._series)
         kf = self._kf
         self.shape = (int(kf.imagelength), int(kf.imagewidth), *self._map.sizes)
+        if min(self.shape) < 1:
+            raise UnreadableFileError(self.path, f"the image holds no pixels: its size is "
+                                      f"{self.shape} (Y, X, Z, C, T)")
         self._byteorder = self._tf.byteorder
         self._plan_storage()
+        self._check_claims()
         self.metadata = self._read_metadata(all_series)
 
     # -- metadata ---------------------------------------------------------------------------------
@@ -404,12 +423,18 @@ class TiffReader(ReaderBackend):
         kf = self._kf
         sep, depth, length, width, contig = kf.shaped
         self._sep, self._depth, self._contig = int(sep), int(depth), int(contig)
+        if min(self._sep, self._depth, self._contig) < 1:
+            raise UnreadableFileError(self.path, f"pages of {self._sep * self._contig} "
+                                      f"samples and depth {self._depth} hold no pixels")
         self._tiled = bool(kf.is_tiled)
         if self._tiled:
             self._seg_shape = (int(kf.tiledepth), int(kf.tilelength), int(kf.tilewidth))
         else:
             self._seg_shape = (1, int(min(kf.rowsperstrip or length, length)) or 1, int(width))
         sd, sl, sw = self._seg_shape
+        if min(self._seg_shape) < 1:
+            raise UnreadableFileError(self.path, f"{'tiles' if self._tiled else 'strips'} of "
+                                      f"{sw} x {sl} x {sd} pixels hold nothing")
         self._grid = (math.ceil(depth / sd), math.ceil(length / sl), math.ceil(width / sw))
         self._jpeg = kf.compression in _JPEG
         if kf.compression != 1 and kf.compression not in tifffile.TIFF.DECOMPRESSORS:
@@ -445,6 +470,36 @@ class TiffReader(ReaderBackend):
                     " and its data is not contiguous")
             self._contiguous_step = int(kf.nbytes)
 
+    def _check_claims(self) -> None:
+        """Refuse a header that promises pixels the file cannot hold, before any read.
+
+        tifffile fills planes the OME-XML lists but the file lacks with zeros, and an
+        uncompressed page can claim far more pixels than its strips hold: either way a
+        conversion would write zeros (or try to) where the file has nothing.
+        """
+        pages = getattr(self._series, "_pages", None)  # None where the file lacks a page
+        if pages is not None and len(pages) == len(self._series):
+            missing = sum(1 for p in pages if p is None)
+            if missing:
+                raise CorruptFileError(
+                    self.path, f"the metadata describes {len(pages)} planes but {missing} of "
+                    "them are not in the file")
+        kf = self._kf
+        segments = self._sep * math.prod(self._grid)
+        if not self._whole_page and len(kf.dataoffsets) < segments:
+            what = "tiles" if self._tiled else "strips"
+            raise CorruptFileError(
+                self.path, f"page {kf.index} of {kf.imagewidth} x {kf.imagelength} pixels "
+                f"lists {len(kf.dataoffsets)} of the {segments} {what} it needs")
+        counts = [int(n) for n in kf.databytecounts]
+        if (kf.compression == 1 and not self._whole_page and not kf.is_subsampled
+                and kf.bitspersample % 8 == 0 and counts and min(counts) > 0):
+            needed = math.prod(int(v) for v in kf.shaped) * (kf.bitspersample // 8)
+            if sum(counts) < needed:
+                raise CorruptFileError(
+                    self.path, f"uncompressed page {kf.index} of {kf.imagewidth} x "
+                    f"{kf.imagelength} pixels needs {needed} bytes but declares {sum(counts)}")
+
     def _fd(self, page) -> int:
         path = str(getattr(page.parent.filehandle, "path", None) or self.path)
         fd = self._fds.get(path)
@@ -475,6 +530,12 @@ class TiffReader(ReaderBackend):
                     except Exception as exc:
                         raise UnreadableFileError(
                             self.path, f"page {index} of the series unreadable: {exc}") from exc
+                    if page is not None and not all(
+                            isinstance(v, (int, np.integer))
+                            for v in (*page.dataoffsets, *page.databytecounts)):
+                        raise UnreadableFileError(  # e.g. offsets stored as text
+                            self.path, f"page {index} of the series has strip or tile offsets "
+                            "that are not numbers")
                 self._pages[index] = page
             return self._pages[index]
 
@@ -492,10 +553,9 @@ class TiffReader(ReaderBackend):
         segments: list[_Segment] = []
         for index, targets in by_page.items():
             page = self._page(index)
-            if page is None:
-                for tg in targets:
-                    out[:, :, tg.plane[0], tg.plane[1], tg.plane[2]] = 0
-                continue
+            if page is None:  # checked at open; a zero-filled plane would be a wrong output
+                raise UnreadableFileError(self.path, f"page {index} of the series is not in "
+                                          "the file")
             if self._whole_page:
                 tasks.append(lambda p=page, tg=targets: self._from_whole(p, tg, y0, y1, x0, x1, out))
             elif self._raw:
@@ -539,10 +599,10 @@ class TiffReader(ReaderBackend):
             for row in range(y0 // sl, (y1 - 1) // sl + 1):
                 for col in range(x0 // sw, (x1 - 1) // sw + 1):
                     index = self._segment_index(plane, dseg, row, col)
-                    if index >= len(offsets):
+                    if index >= min(len(offsets), len(counts)):  # a page's own tags disagree
                         raise UnreadableFileError(
                             self.path, f"page {page.index} lacks segment {index} "
-                            f"(has {len(offsets)})")
+                            f"(has {len(offsets)} offsets, {len(counts)} byte counts)")
                     found.append(_Segment(fd, int(offsets[index]), int(counts[index]), index,
                                           page, row * sl, col * sw, dseg * sd, tgs))
         return found
@@ -578,6 +638,11 @@ class TiffReader(ReaderBackend):
             array = self._decode(data, seg.index, **kwargs)[0]
         except Exception as exc:
             what = "tile" if self._tiled else "strip"
+            if isinstance(exc, MemoryError):  # its message is empty: say what did not fit
+                sd, sl, sw = self._seg_shape
+                raise UnreadableFileError(
+                    self.path, f"{what} {seg.index} of page {seg.page.index} ({sw} x {sl} "
+                    "pixels) is too large to decode in the memory available") from exc
             raise UnreadableFileError(
                 self.path, f"corrupt {what} {seg.index} of page {seg.page.index}: "
                 f"{type(exc).__name__}: {exc}") from exc
@@ -599,7 +664,13 @@ class TiffReader(ReaderBackend):
                 dst[...] = self._kf.nodata
                 continue
             s = tg.sample if self._contig > 1 else 0
-            dst[...] = array[tg.depth - seg.d, ya - seg.y:yb - seg.y, xa - seg.x:xb - seg.x, s]
+            try:
+                dst[...] = array[tg.depth - seg.d, ya - seg.y:yb - seg.y, xa - seg.x:xb - seg.x,
+                                 s]
+            except (IndexError, ValueError) as exc:  # the page's tags differ from its series'
+                raise UnreadableFileError(
+                    self.path, f"segment {seg.index} of page {seg.page.index} decoded to shape "
+                    f"{array.shape}, not what the page's tags describe") from exc
 
     # -- uncompressed strips: read just the rows (and columns) asked for ------------------------
 
@@ -617,25 +688,54 @@ class TiffReader(ReaderBackend):
             plane = tg.sample if self._sep > 1 else 0
             for r0 in range(y0, y1, rows_per_task):
                 r1 = min(y1, r0 + rows_per_task)
-                tasks.append(lambda tg=tg, r0=r0, r1=r1, plane=plane: self._raw_rows(
-                    fd, offsets, counts, plane, tg, r0, r1, y0, x0, x1, sl, rowbytes, item,
-                    narrow, out))
+                tasks.append(lambda tg=tg, r0=r0, r1=r1, plane=plane: self._checked(
+                    self._raw_rows, fd, offsets, counts, plane, tg, r0, r1, y0, x0, x1, sl,
+                    rowbytes, item, narrow, out))
         return tasks
+
+    def _checked(self, read: Callable, *args) -> None:
+        """``read(*args)``, an OS refusal (an offset no file can have) naming the file."""
+        try:
+            read(*args)
+        except (OSError, OverflowError) as exc:
+            raise UnreadableFileError(self.path, f"cannot read pixel data: "
+                                      f"{getattr(exc, 'strerror', None) or exc}") from exc
+
+    def _raw_runs(self, offsets, counts, plane, depth, r0, r1, sl, rowbytes) -> list:
+        """``(first row, rows, file offset)`` of the byte runs that hold rows ``r0:r1``: one
+        per strip, strips stored back to back merged into one."""
+        runs: list[list[int]] = []
+        for k in range(r0 // sl, (r1 - 1) // sl + 1):
+            strip = self._segment_index(plane, depth, k, 0)
+            if strip >= min(len(offsets), len(counts)):
+                raise UnreadableFileError(self.path, f"page lacks strip {strip}")
+            a, b = max(r0, k * sl), min(r1, (k + 1) * sl)
+            within = (a - k * sl) * rowbytes
+            if within + (b - a) * rowbytes > counts[strip]:
+                raise UnreadableFileError(
+                    self.path, f"strip {strip} holds {counts[strip]} bytes, row {b - 1} needs "
+                    f"{within + (b - a) * rowbytes}")
+            start = int(offsets[strip]) + within
+            if runs and runs[-1][2] + runs[-1][1] * rowbytes == start:
+                runs[-1][1] += b - a
+            else:
+                runs.append([a, b - a, start])
+        return runs
 
     def _raw_rows(self, fd, offsets, counts, plane, tg, r0, r1, y0, x0, x1, sl, rowbytes, item,
                   narrow, out) -> None:
-        starts = []
-        for r in range(r0, r1):
-            strip = self._segment_index(plane, tg.depth, r // sl, 0)
-            if strip >= len(offsets):
-                raise UnreadableFileError(self.path, f"page lacks strip {strip}")
-            within = (r - (r // sl) * sl) * rowbytes
-            if within + rowbytes > counts[strip]:
-                raise UnreadableFileError(
-                    self.path, f"strip {strip} holds {counts[strip]} bytes, row {r} needs "
-                    f"{within + rowbytes}")
-            starts.append(int(offsets[strip]) + within)
+        runs = self._raw_runs(offsets, counts, plane, tg.depth, r0, r1, sl, rowbytes)
         n = r1 - r0
+        dst = out[r0 - y0:r1 - y0, :, tg.plane[0], tg.plane[1], tg.plane[2]]
+        if (not narrow and x0 == 0 and x1 * item == rowbytes and self._contig == 1
+                and dst.flags.c_contiguous and dst.dtype == self._raw_dtype):
+            view = memoryview(dst.reshape(-1).view(np.uint8))  # straight into the output
+            for a, rows, start in runs:
+                got = os.preadv(fd, [view[(a - r0) * rowbytes:(a - r0 + rows) * rowbytes]], start)
+                if got != rows * rowbytes:
+                    _short(self.path, start, rows * rowbytes, got)
+            return
+        starts = [start + i * rowbytes for _, rows, start in runs for i in range(rows)]
         if narrow:
             span = (x1 - x0) * item
             buf = bytearray(n * span)
@@ -684,14 +784,64 @@ class TiffReader(ReaderBackend):
             out[:, :, tg.plane[0], tg.plane[1], tg.plane[2]] = data[sep, tg.depth, y0:y1, x0:x1, s]
 
 
+def ifd_chain_defect(path: Path) -> tuple[bool, str | None]:
+    """Walk the chain of IFDs: ``(loops, what is wrong)``, ``(False, None)`` when it is sound.
+
+    A chain that loops back on itself is walked by tifffile page by page for ever (its loop
+    check runs only when it indexes the whole chain at once, and only at the 100th IFD),
+    growing its page list until memory runs out. The walk costs two small reads per IFD.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        order = {b"II": "<", b"MM": ">"}.get(head[:2])
+        if order is None or len(head) < 8:
+            return False, None
+        version = struct.unpack(order + "H", head[2:4])[0]
+        if version == 42:
+            count, entry, pointer = "H", 12, "I"
+            offset = struct.unpack(order + "I", head[4:8])[0]
+        elif version == 43 and len(head) == 16:
+            count, entry, pointer = "Q", 20, "Q"
+            offset = struct.unpack(order + "Q", head[8:16])[0]
+        else:
+            return False, None
+        size = os.fstat(fh.fileno()).st_size
+        count_size, pointer_size = struct.calcsize(count), struct.calcsize(pointer)
+        seen: set[int] = set()
+        while offset:
+            where = f"IFD {len(seen)} at offset {offset}"
+            if offset in seen:
+                return True, (f"the chain of IFDs loops back to offset {offset} after "
+                              f"{len(seen)} IFD(s)")
+            if offset < 8 or offset + count_size > size:
+                return False, f"{where} is outside the file ({size} bytes)"
+            seen.add(offset)
+            fh.seek(offset)
+            n = struct.unpack(order + count, fh.read(count_size))[0]
+            end = offset + count_size + n * entry + pointer_size
+            if end > size:
+                return False, (f"{where} lists {n} entries, which run past the end of the "
+                               f"file ({size} bytes)")
+            fh.seek(end - pointer_size)
+            offset = struct.unpack(order + pointer, fh.read(pointer_size))[0]
+    return False, None
+
+
 def _short(path: Path, offset: int, wanted: int, got: int) -> None:
     raise UnreadableFileError(
         path, f"truncated file: {wanted} bytes wanted at offset {offset}, only {got} there")
 
 
 def _pread(path: Path, fd: int, size: int, offset: int, what: str) -> bytes:
-    """``os.pread`` that treats a short read as the truncation it is."""
+    """``os.pread`` that treats a short read as the truncation it is.
+
+    A size past the end of the file is refused before the read: ``os.pread`` allocates the
+    whole size first, and a byte count in a hostile header can say 4 GiB.
+    """
     try:
+        available = os.fstat(fd).st_size - offset
+        if size > available:
+            _short(path, offset, size, max(0, available))
         data = os.pread(fd, size, offset)
     except OSError as exc:
         raise UnreadableFileError(path, f"cannot read {what}: {exc.strerror or exc}") from exc

@@ -22,6 +22,7 @@ import imagecodecs
 import numpy as np
 
 from ..metadata import OmeMetadata
+from ..tiles import frozen
 from .base import WriterBackend
 
 #: compression name -> (TIFF Compression tag value, default level)
@@ -83,7 +84,10 @@ def resolution(metadata: OmeMetadata) -> tuple[tuple[int, int], tuple[int, int],
         value, unit = pixels.physical_size(axis)
         if value is None or unit not in _CM_PER_UNIT or not value > 0:
             return (1, 1), (1, 1), 1
-        per_cm.append(1.0 / (value * _CM_PER_UNIT[unit]))
+        cm = value * _CM_PER_UNIT[unit]
+        if not 0 < cm < math.inf or not 1.0 / cm < math.inf:  # e.g. 1e-320 from a bad header
+            return (1, 1), (1, 1), 1
+        per_cm.append(1.0 / cm)
     return _rational(per_cm[0]), _rational(per_cm[1]), 3
 
 
@@ -163,9 +167,12 @@ class TiffWriter(WriterBackend):
         n = self.tile_size
         if tile.shape != (n, n):
             raise ValueError(f"tile of shape {tile.shape}, expected ({n}, {n})")
-        # always a copy of our own (a memcpy, small next to compression): the tile is encoded
-        # later in the pool, and the caller may reuse its buffer once write_tile returns
-        tile = np.array(tile, dtype=tile.dtype.newbyteorder("<"), order="C", copy=True)
+        # the tile is encoded later in the pool: a read-only array that owns its memory (what
+        # the tile assembler hands out, see tiles.frozen) is taken as is; anything else may
+        # still change once write_tile returns and is copied (a memcpy, small next to deflate)
+        owned = frozen(tile) and tile.dtype == tile.dtype.newbyteorder("<")
+        if not owned:
+            tile = np.array(tile, dtype=tile.dtype.newbyteorder("<"), order="C", copy=True)
         self._slots.acquire()
         try:
             future = self._pool.submit(self._store, (z, c, t, ty, tx), tile)

@@ -21,7 +21,7 @@ import zarr
 from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
 from ..metadata import OmeMetadata, PixelsMeta, int_to_rgba
-from ..tiles import tile_grid
+from ..tiles import frozen, tile_grid
 from .base import WriterBackend
 
 #: OME-Zarr versions written, and the Zarr format each one lives in
@@ -267,8 +267,7 @@ class ZarrWriter(WriterBackend):
             raise ValueError(f"tile of shape {tile.shape}, expected ({n}, {n})")
         vy = min(n, self.shape[0] - ty * n)
         vx = min(n, self.shape[1] - tx * n)
-        owned = (tile.base is None and tile.flags.c_contiguous and tile.flags.writeable
-                 and tile.dtype == self._chunk_dtype)
+        owned = frozen(tile) and tile.dtype == self._chunk_dtype
         dirty = (vy < n and tile[vy:].any()) or (vx < n and tile[:, vx:].any())
         if not owned or dirty:
             tile = np.array(tile, dtype=self._chunk_dtype, order="C")
