@@ -277,9 +277,9 @@ class TiffReader(ReaderBackend):
     def _structure_error(self, what: str, exc: Exception) -> UnreadableFileError:
         """tifffile's refusal; conclusive when the IFD chain itself runs out of the file.
 
-        A damaged chain sent Bio-Formats, the next backend, into a loop of hours (its
-        ImageJ comment parser over thousands of bogus IFD entries). A chain that breaks after
-        readable pages is no reason to refuse a file that tifffile reads.
+        A damaged chain sent Bio-Formats, the next backend, past any time limit (its ImageJ
+        comment parser over thousands of bogus IFD entries). A chain that breaks after readable
+        pages is no reason to refuse a file that tifffile reads.
         """
         if self._chain_defect is not None:
             return CorruptFileError(self.path, f"{what}: {exc}; {self._chain_defect}")
