@@ -18,3 +18,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import
     echo "$want" > "$stamp"
 fi
 .venv/bin/omeio-fetch-jar
+# the class-data-sharing archive that halves every later JVM start (see src/omeio/cds.py)
+.venv/bin/python -m omeio.cds --if-missing

@@ -1,5 +1,5 @@
-"""The class-data-sharing archive: made once at the exit of the first JVM, used by the next, never
-used when incomplete, and off on request."""
+"""The class-data-sharing archive: made by ``python -m omeio.cds``, mapped by every later JVM,
+never made at the exit of an ordinary process, never used when incomplete, off on request."""
 
 from __future__ import annotations
 
@@ -51,21 +51,37 @@ def _own_jar(tmp_path) -> str:
     return str(jar)
 
 
-def test_first_jvm_makes_the_archive_and_the_next_maps_it(tmp_path):
+def _make(tmp_path, jar: str, *extra: str):
+    env = dict(os.environ, BIOFORMATS_JAR=jar, OMEIO_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("OMEIO_JAVA_OPTS", None)
+    env.pop(cds.ENV, None)
+    return subprocess.run([sys.executable, "-m", "omeio.cds", *extra], env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_ordinary_processes_never_make_one_the_command_does_and_the_next_maps_it(tmp_path):
     own = {"BIOFORMATS_JAR": _own_jar(tmp_path)}
     first, done = _run(tmp_path, own)
     assert "Pre JDK 6" not in done.stdout + done.stderr  # CDS warnings stay quiet
     assert first["shape"] == [50, 70, 1, 2]
     assert first["row"] == list(range(12))  # the fake reader's gradient
-    assert any(a.startswith("-XX:ArchiveClassesAtExit=") for a in first["args"])
+    assert not [a for a in first["args"] if "Archive" in a]
     assert "-XX:TieredStopAtLevel=1" in first["args"] and "-XX:+UseSerialGC" in first["args"]
-    made = list((tmp_path / "cache" / "cds").iterdir())
-    assert len(made) == 1 and made[0].name.endswith(".jsa")  # no partial left
-    assert made[0].name.split("-")[1] == f"{made[0].stat().st_size}.jsa"
-    assert made[0].stat().st_size > 1 << 20
+    jar_cds = tmp_path / "jar" / "cds"
+    assert not (tmp_path / "cache" / "cds").exists() and not jar_cds.exists()
+
+    made = _make(tmp_path, own["BIOFORMATS_JAR"])
+    assert made.returncode == 0, made.stderr
+    archives = list(jar_cds.iterdir())
+    assert len(archives) == 1 and archives[0].name.endswith(".jsa")  # no partial left
+    assert archives[0].name.split("-")[1] == f"{archives[0].stat().st_size}.jsa"
+    assert archives[0].stat().st_size > 1 << 20
+    again = _make(tmp_path, own["BIOFORMATS_JAR"], "--if-missing")
+    assert again.returncode == 0 and "up to date" in again.stdout
+    assert list(jar_cds.iterdir()) == archives
 
     second, _ = _run(tmp_path, own)
-    assert f"-XX:SharedArchiveFile={made[0]}" in second["args"]
+    assert f"-XX:SharedArchiveFile={archives[0]}" in second["args"]
     assert not [a for a in second["args"] if a.startswith("-XX:ArchiveClassesAtExit")]
     assert second["shape"] == first["shape"] and second["row"] == first["row"]
 
@@ -101,14 +117,15 @@ def test_settings(tmp_path, monkeypatch):
     archive.write_bytes(b"a")
     assert cds.options(jvm, jar) == ([cds.QUIET, f"-XX:SharedArchiveFile={archive}"], None)
     monkeypatch.delenv(cds.ENV)
-    args, made = cds.options(jvm, jar)
-    assert made is not None and args[0] == cds.QUIET
-    assert args[1].startswith(f"-XX:ArchiveClassesAtExit={tmp_path / 'cache' / 'cds'}/.")
+    assert cds.options(jvm, jar) == ([], None)  # no archive yet: none is made here
     key = cds.key(jvm, jar)
-    jar.write_bytes(b"another jar")  # any change of the jar makes another archive
-    assert cds.key(jvm, jar) != key
+    (tmp_path / "cache" / "cds").mkdir(parents=True)
     (tmp_path / "cache" / "cds" / f"{key}-1.jsa").write_bytes(b"1")
-    assert cds.options(jvm, tmp_path / "x.jar")[1] is not None  # not this jar's archive
+    found = tmp_path / "cache" / "cds" / f"{key}-1.jsa"
+    assert cds.options(jvm, jar) == ([cds.QUIET, f"-XX:SharedArchiveFile={found}"], None)
+    jar.write_bytes(b"another jar")  # any change of the jar asks for another archive
+    assert cds.key(jvm, jar) != key
+    assert cds.options(jvm, jar) == ([], None)  # not this jar's archive
 
 
 def test_made_beforehand_next_to_the_jar(tmp_path):

@@ -2,20 +2,20 @@
 
 Starting Bio-Formats costs more than starting the JVM: thousands of classes are read from the
 jar, verified and linked (``ImageReader()`` alone instantiates every format reader). A JDK 11+
-"dynamic archive" keeps them ready to map. The first process that starts Java without one runs
-with ``-XX:ArchiveClassesAtExit``: at its exit the JVM writes the classes it loaded (about
-0.5 s, once), and every later process starts with ``-XX:SharedArchiveFile``. It roughly halves
-the time to the first pixel of the first file.
+"dynamic archive" keeps them ready to map: every process that finds one starts with
+``-XX:SharedArchiveFile``. It roughly halves the time to the first pixel of the first file.
 
-The archive is written under a temporary name and renamed, with its size in the name, once the
-JVM has shut down: a truncated archive would crash the JVM that maps it, so one whose size is
-not the one in its name is never used. It lives in ``<cache>/cds`` and is keyed by the JVM
-library, the jar and JPype (their paths, sizes and times), so that any change makes a new one.
-The JVM checks the rest itself and silently ignores an archive that does not fit.
-
-Where every run starts from an empty cache (a container), make the archive once beforehand,
-next to the jar, where it is found too: ``python -m omeio.cds [--dest DIR]`` (default
-``<jar's folder>/cds``; the Dockerfile does this at build time).
+The archive is made by one dedicated process, ``python -m omeio.cds`` (the setup script and the
+Dockerfile run it): it starts Java with ``-XX:ArchiveClassesAtExit``, exercises what every
+Bio-Formats open needs, and at exit the JVM writes the classes it loaded. Ordinary processes
+never make one: calling into Java while a long-lived process exits (a test session, a worker
+full of native libraries) is where JVMs crash, and one segfault at exit is worse than a slower
+start. The archive is written under a temporary name and renamed, with its size in the name,
+once the JVM has shut down: a truncated archive would crash the JVM that maps it, so one whose
+size is not the one in its name is never used. It lives in ``<cache>/cds`` or next to the jar
+(``<jar's folder>/cds``) and is keyed by the JVM library, the jar and JPype (their paths, sizes
+and times), so that any change asks for a new one; the JVM checks the rest itself and silently
+ignores an archive that does not fit.
 
 ``OMEIO_JAVA_CDS``: ``off`` (or ``0``) disables it; a path uses that archive file as is.
 """
@@ -105,7 +105,8 @@ def options(jvm: str | Path, jar: str | Path) -> tuple[list[str], Callable[[], N
         found = find(k) or find(k, Path(jar).parent / "cds")
         if found is not None:
             return [QUIET, f"-XX:SharedArchiveFile={found}"], None
-    where = folder() if _make_into is None else _make_into
+        return [], None  # none yet: only ``python -m omeio.cds`` makes one
+    where = _make_into
     if not _writable(where):
         return [], None
     _sweep(where)
@@ -188,9 +189,18 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m omeio.cds", description=main.__doc__)
     parser.add_argument("--dest", help="folder for the archive (default: <jar's folder>/cds)")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="do nothing when a usable archive is already there")
     args = parser.parse_args(argv)
     jar = find_jar()
-    cds._make_into = Path(args.dest) if args.dest else jar.parent / "cds"
+    dest = Path(args.dest) if args.dest else jar.parent / "cds"
+    if args.if_missing:
+        k = key(java.jvm_path(), jar)
+        found = find(k, dest) or find(k)
+        if found is not None:
+            print(f"omeio.cds: {found} is up to date")
+            return 0
+    cds._make_into = dest
     os.environ.pop(ENV, None)  # this process makes the archive, whatever the setting
     java.start()
     print(f"omeio.cds: the archive goes to {cds._make_into} as this process exits")
