@@ -9,13 +9,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import psutil
 import tifffile
+from plugin_process import start_plugin as _start
 
 PLANES = 16
 SIDE = 1024
@@ -33,20 +33,6 @@ def _write_stacks(inp: Path, names: list[str]) -> dict[str, np.ndarray]:
         stacks[name] = _stack(rng)
         tifffile.imwrite(inp / f"{name}.ome.tif", stacks[name], metadata={"axes": "ZYX"})
     return stacks
-
-
-def _env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("POLUS_IMG_EXT", "NUM_WORKERS", "NUM_THREADS", "POLUS_LOG")}
-    env.update(extra)
-    return env
-
-
-def _start(inp: Path, out: Path, *args: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ome_converter", "--inpDir", str(inp), "--outDir", str(out),
-         *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(**env),
-        start_new_session=True)
 
 
 def _complete(out: Path) -> set[str]:

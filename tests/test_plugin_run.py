@@ -18,22 +18,13 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from plugin_process import run_plugin
 
 from omeio import BioReader, BioWriter
 
 FAKE = "multi&sizeX=300&sizeY=200&sizeC=2&series=2.fake"
 FAKE_STEM = FAKE[: -len(".fake")]
 NS = {"ome": "http://www.openmicroscopy.org/Schemas/OME/2016-06"}
-
-
-def run_plugin(inp: Path, out: Path, *args: str, env: dict | None = None,
-               timeout: float = 240) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items()
-            if k not in ("POLUS_IMG_EXT", "NUM_WORKERS", "NUM_THREADS", "POLUS_LOG")}
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "ome_converter", "--inpDir", str(inp), "--outDir", str(out),
-         *args], capture_output=True, text=True, env=full, timeout=timeout)
 
 
 def read_output(path: Path) -> tuple[np.ndarray, ET.Element]:

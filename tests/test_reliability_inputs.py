@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from plugin_process import run_plugin
 
 from omeio import BioReader, BioWriter, UnreadableFileError
 from omeio.errors import CorruptFileError
@@ -68,17 +69,6 @@ def ome_xml(size_z: int, size_x: int = 64, size_y: int = 64, name: str = "img") 
             f'<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="{size_x}" '
             f'SizeY="{size_y}" SizeZ="{size_z}" SizeC="1" SizeT="1">'
             '<Channel ID="Channel:0:0" SamplesPerPixel="1"/><TiffData/></Pixels></Image></OME>')
-
-
-def run_plugin(inp: Path, out: Path, *args: str, env: dict | None = None,
-               preexec_fn=None, timeout: float = 240) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items()
-            if k not in ("POLUS_IMG_EXT", "NUM_WORKERS", "NUM_THREADS", "POLUS_LOG")}
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "ome_converter", "--inpDir", str(inp), "--outDir", str(out),
-         *args], capture_output=True, text=True, env=full, timeout=timeout,
-        preexec_fn=preexec_fn)
 
 
 def failures(stderr: str) -> dict[str, str]:

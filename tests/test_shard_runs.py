@@ -11,12 +11,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import tifffile
+from plugin_process import start_plugin as _start
 
 from ome_converter import shard as sharding
 from ome_converter.shard import Shard
@@ -41,23 +41,6 @@ if _log:
 
     os.replace = _spy
 '''
-
-CLEAN_ENV = ("POLUS_IMG_EXT", "NUM_WORKERS", "NUM_THREADS", "POLUS_LOG", "JOB_COMPLETION_INDEX",
-             "SHARD_COUNT", "PYTHONPATH")
-
-
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
-    env.update(extra)
-    return env
-
-
-def _start(inp: Path, out: Path, *args: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ome_converter", "--inpDir", str(inp), "--outDir", str(out),
-         *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(env),
-        start_new_session=True)
-
 
 def _finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
     _, err = proc.communicate(timeout=timeout)
