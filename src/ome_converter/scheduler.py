@@ -134,6 +134,25 @@ def _child(fn: Task, key: Hashable, payload: object, log_level: int, share: int)
 
 # -- in the parent ---------------------------------------------------------------------------------
 
+class _WorkerNames:
+    """preadator's queue of worker names, filled before any worker starts.
+
+    preadator fills a ``multiprocessing.Queue``, whose ``put`` returns before a feeder thread
+    has written the item to the pipe, and each worker's initializer takes its name with
+    ``get(timeout=0)``: a worker that starts before the feeder ran finds it empty, raises, and
+    breaks the whole pool (seen: a file reported as failed because its pool never started).
+    ``SimpleQueue.put`` writes to the pipe before it returns, so every name is there first.
+    """
+
+    def __init__(self, names: Sequence[str]):
+        self._queue = multiprocessing.get_context(START_METHOD).SimpleQueue()
+        for name in names:
+            self._queue.put(name)
+
+    def get(self, timeout: float | None = None) -> str:
+        return self._queue.get()
+
+
 @dataclass
 class _Pool:
     size: int
@@ -179,6 +198,11 @@ class Scheduler:
             ProcessManager.init_processes(pnames="ome_converter worker", **{EVENTS: events})
         finally:
             multiprocessing.set_start_method(previous, force=True)
+        from preadator import preadator
+
+        # before any worker exists (they spawn at the first submit), so all of them see it
+        preadator._manager_args["process_names"] = _WorkerNames(
+            [f"ome_converter worker {i + 1}" for i in range(size)])
         log.debug("started a pool of %d %s worker process(es), %d thread(s) each",
                   size, START_METHOD, self.threads)
         self._pool = _Pool(size, events, {}, {})
